@@ -1,0 +1,5 @@
+import sys
+
+from qste.cli import main
+
+sys.exit(main())

@@ -1,0 +1,135 @@
+"""The ``qste`` command line: ``qste train <hydra overrides>`` (``-m`` for sweeps).
+
+Before Hydra starts any job, every job's configuration is composed and checked here, so
+a bad key, type or value stops the whole command with one line naming the key and what
+is allowed, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from qste.config import ALLOWED, check_config, register_configs
+from qste.errors import QsteError
+from qste.train import resolve_device, train
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONFIG_NAME = "config"
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
+def hydra_train(cfg: DictConfig) -> float:
+    """One Hydra job: check the composed config, train, return the final test accuracy."""
+    check_config(cfg)
+    summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    return summary["final"]["test_acc"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="qste",
+        description="Train activation-quantized networks with the coarse gradient method (STEs).",
+        epilog="Examples: qste train ste=clipped_relu bits=2 | qste train -m ste=relu,identity bits=1,2,4 "
+        "| qste train --help",
+    )
+    parser.add_argument("command", choices=["train"], help="train: one run, or a sweep with -m (Hydra overrides)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="Hydra overrides and flags")
+    ns = parser.parse_args(argv)
+    return train_command(ns.args)
+
+
+def train_command(args: list[str]) -> int:
+    hydra_args = get_args_parser().parse_args(args)
+    asks_for_info = hydra_args.help or hydra_args.hydra_help or hydra_args.info or hydra_args.shell_completion
+    if not asks_for_info:
+        try:
+            check_jobs(hydra_args.overrides, multirun=hydra_args.multirun)
+        except QsteError as error:
+            print(f"qste train: error: {error}", file=sys.stderr)
+            return 2
+    sys.argv = ["qste train", *args]
+    hydra_train()
+    return 0
+
+
+def check_jobs(overrides: list[str], multirun: bool) -> None:
+    """Compose and check the config of every job the command would launch."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise QsteError(f"cannot parse overrides: {first_line(error)}") from None
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    if sweeps and not multirun:
+        raise QsteError(f"{sweeps[0]}: a sweep over several values needs -m (multirun)")
+    jobs = BasicSweeper.split_arguments(parsed, None)[0] if multirun else [overrides]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
+        for job in jobs:
+            cfg = compose_job(job)
+            check_config(cfg)
+            resolve_device(cfg.device)
+
+
+def compose_job(overrides: list[str]) -> DictConfig:
+    """Compose one job's config, turning Hydra's multi-line errors into one line."""
+    try:
+        return compose(CONFIG_NAME, overrides=overrides)
+    except MissingConfigException as error:
+        group, _, option = (error.missing_cfg_file or "").partition("/")
+        options = [o for o in error.options or [] if not o.endswith("_schema")]
+        if options:
+            raise QsteError(f"{group}={option}: unknown option; allowed: {', '.join(options)}") from None
+        raise QsteError(first_line(error)) from None
+    except ConfigCompositionException as error:
+        cause = error.__cause__
+        key = getattr(cause, "full_key", None)
+        value = override_value(overrides, key)
+        if isinstance(cause, ConfigKeyError) and key:
+            parent, _, _ = key.rpartition(".")
+            raise QsteError(f"{key}: unknown key; allowed keys{' in ' + parent if parent else ''}: "
+                            f"{', '.join(known_keys(overrides, parent))}") from None
+        if isinstance(cause, ValidationError) and key:
+            allowed = ALLOWED.get(key) or first_line(cause)
+            raise QsteError(f"{key}={value}: must be {allowed}") from None
+        raise QsteError(first_line(error)) from None
+
+
+def known_keys(overrides: list[str], parent: str) -> list[str]:
+    """The keys at ``parent`` in the config composed from the group choices alone."""
+    group_choices = [o for o in overrides if (CONF_DIR / o.partition("=")[0]).is_dir()]
+    try:
+        cfg: Any = compose(CONFIG_NAME, overrides=group_choices)
+    except HydraException:
+        cfg = compose(CONFIG_NAME)
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def override_value(overrides: list[str], key: str | None) -> str:
+    for override in overrides:
+        name, _, value = override.lstrip("+~").partition("=")
+        if name == key:
+            return value
+    return "?"
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

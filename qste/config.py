@@ -1,0 +1,257 @@
+"""Structured-config schemas (registered in Hydra's ConfigStore) and value checks.
+
+The dataclasses fix every key and its type, so Hydra rejects a wrong key or type while
+composing. ``RULES`` adds the value ranges a type cannot express; ``check_config``
+applies them to a composed config before any training starts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from qste.errors import QsteError
+from qste.quant import MAX_BITS
+from qste.ste import STES
+
+
+# --- dataset/ ---------------------------------------------------------------------
+
+
+class Layout(Enum):
+    orthogonal = "orthogonal"
+    random = "random"
+
+
+@dataclass
+class GaussianClustersConfig:
+    name: str = "gaussian_clusters"
+    layout: Layout = Layout.orthogonal
+    n_classes: int = 4
+    clusters_per_class: int = 2
+    dim: int = 16
+    subspace_dim: int = 2
+    radius: float = 1.0
+    std: float = 0.1
+    min_gap: float = 0.5
+    n_train: int = 1000
+    n_test: int = 1000
+    seed: int = "${seed}"  # type: ignore[assignment]  # data follow the run's seed unless set
+
+
+# --- model/ -----------------------------------------------------------------------
+
+
+class OutputInit(Enum):
+    random = "random"
+    blocks = "blocks"
+
+
+@dataclass
+class TwoLayerConfig:
+    name: str = "two_layer"
+    hidden: int = 64
+    bias: bool = True
+    output_init: OutputInit = OutputInit.random
+    freeze_output: bool = False
+
+
+# --- ste/ -------------------------------------------------------------------------
+
+
+@dataclass
+class SteConfig:
+    name: str = MISSING
+
+
+# --- optimizer/ -------------------------------------------------------------------
+
+
+class Schedule(Enum):
+    none = "none"
+    cosine = "cosine"
+    step = "step"
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING
+    lr: float = 0.1
+    weight_decay: float = 0.0
+    schedule: Schedule = Schedule.none
+    step_size: int = 30  # epochs between decays (schedule=step)
+    gamma: float = 0.1  # decay factor (schedule=step)
+
+
+@dataclass
+class SgdConfig(OptimizerConfig):
+    name: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    name: str = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+# --- top level --------------------------------------------------------------------
+
+
+class Loss(Enum):
+    cross_entropy = "cross_entropy"
+    multi_margin = "multi_margin"
+    mse = "mse"
+
+
+@dataclass
+class Config:
+    dataset: Any = MISSING
+    model: Any = MISSING
+    ste: SteConfig = MISSING
+    optimizer: Any = MISSING
+    bits: Optional[int] = 2
+    alpha: Any = "calibrate"  # a positive number, or "calibrate" from the first batch
+    calibration_percentile: float = 99.0
+    loss: Loss = Loss.cross_entropy
+    seed: int = 0
+    epochs: int = 100
+    batch_size: Optional[int] = 100  # null: full-batch (coarse) gradient descent
+    eval_batch_size: int = 4096
+    device: str = "auto"
+    checkpoint_every_s: float = 30.0  # also always written after the last epoch
+
+
+def register_configs(cs: ConfigStore | None = None) -> None:
+    """Put the schemas in Hydra's ConfigStore; YAML files name them in their defaults."""
+    cs = cs or ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="dataset", name="gaussian_clusters_schema", node=GaussianClustersConfig)
+    cs.store(group="model", name="two_layer_schema", node=TwoLayerConfig)
+    cs.store(group="ste", name="ste_schema", node=SteConfig)
+    cs.store(group="optimizer", name="sgd_schema", node=SgdConfig)
+    cs.store(group="optimizer", name="adam_schema", node=AdamConfig)
+
+
+# --- value checks -----------------------------------------------------------------
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _non_negative(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _positive(v: Any) -> bool:
+    return _non_negative(v) and v > 0
+
+
+def _device(v: Any) -> bool:
+    return isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    ok: Callable[[Any], bool]
+    allowed: str
+
+
+RULES = [
+    Rule("bits", lambda v: v is None or (_positive_int(v) and v <= MAX_BITS), f"null (float ReLU) or an integer in 1..{MAX_BITS}"),
+    Rule("alpha", lambda v: v == "calibrate" or _positive(v), "'calibrate' or a positive number"),
+    Rule("calibration_percentile", lambda v: _positive(v) and v <= 100, "a number in (0, 100]"),
+    Rule("ste.name", lambda v: v in STES.names(), "one of " + ", ".join(STES.names())),
+    Rule("seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    Rule("epochs", _positive_int, "an integer >= 1"),
+    Rule("batch_size", lambda v: v is None or _positive_int(v), "null (full batch) or an integer >= 1"),
+    Rule("eval_batch_size", _positive_int, "an integer >= 1"),
+    Rule("device", _device, "auto, cpu, cuda or cuda:N"),
+    Rule("checkpoint_every_s", _non_negative, "a number >= 0 (seconds)"),
+    Rule("optimizer.lr", _positive, "a positive number"),
+    Rule("optimizer.weight_decay", _non_negative, "a number >= 0"),
+    Rule("optimizer.momentum", lambda v: _non_negative(v) and v < 1, "a number in [0, 1)"),
+    Rule("optimizer.step_size", _positive_int, "an integer >= 1 (epochs)"),
+    Rule("optimizer.gamma", _positive, "a positive number"),
+    Rule("optimizer.betas", lambda v: len(v) == 2 and all(_non_negative(b) and b < 1 for b in v), "two numbers in [0, 1)"),
+    Rule("model.hidden", _positive_int, "an integer >= 1"),
+    Rule("dataset.n_classes", lambda v: _positive_int(v) and v >= 2, "an integer >= 2"),
+    Rule("dataset.clusters_per_class", _positive_int, "an integer >= 1"),
+    Rule("dataset.dim", _positive_int, "an integer >= 1"),
+    Rule("dataset.subspace_dim", _positive_int, "an integer >= 1"),
+    Rule("dataset.radius", _positive, "a positive number"),
+    Rule("dataset.std", _non_negative, "a number >= 0"),
+    Rule("dataset.min_gap", _non_negative, "a number >= 0"),
+    Rule("dataset.n_train", _positive_int, "an integer >= 1"),
+    Rule("dataset.n_test", _positive_int, "an integer >= 1"),
+    Rule("dataset.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+]
+
+ALLOWED = {rule.key: rule.allowed for rule in RULES}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise QsteError for the first value outside its allowed range."""
+    for rule in RULES:
+        if _has(cfg, rule.key):
+            value = _plain(OmegaConf.select(cfg, rule.key))
+            if not rule.ok(value):
+                raise QsteError(f"{rule.key}={_show(value)}: must be {rule.allowed}")
+    _check_combinations(cfg)
+
+
+def _check_combinations(cfg: DictConfig) -> None:
+    """Constraints that tie several keys together."""
+    data, model = cfg.dataset, cfg.model
+    if data.name == "gaussian_clusters":
+        if data.layout == Layout.orthogonal:
+            if data.clusters_per_class % 2:
+                raise QsteError(
+                    f"dataset.clusters_per_class={data.clusters_per_class}: the orthogonal layout needs an even number "
+                    "(antipodal pairs)"
+                )
+            if data.clusters_per_class // 2 > data.subspace_dim:
+                raise QsteError(
+                    f"dataset.clusters_per_class={data.clusters_per_class}: the orthogonal layout allows at most "
+                    f"2 * dataset.subspace_dim = {2 * data.subspace_dim}"
+                )
+            if data.dim < data.n_classes * data.subspace_dim:
+                raise QsteError(
+                    f"dataset.dim={data.dim}: the orthogonal layout needs dim >= n_classes * subspace_dim "
+                    f"= {data.n_classes * data.subspace_dim}"
+                )
+    if model.name == "two_layer" and model.output_init == OutputInit.blocks and model.hidden % data.n_classes:
+        raise QsteError(
+            f"model.hidden={model.hidden}: output_init=blocks needs a multiple of the number of classes "
+            f"({data.n_classes})"
+        )
+
+
+def _has(cfg: DictConfig, key: str) -> bool:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node._get_node(part)
+    return True
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _show(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return "null"
+    return value.name if isinstance(value, Enum) else str(value)

@@ -1,0 +1,213 @@
+"""The training loop: one loop for every dataset and model, reading top to bottom."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import omegaconf
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from torch import Tensor, nn
+
+import qste
+from qste.errors import QsteError
+from qste.data import Splits, load_dataset
+from qste.models import build_model
+from qste.optim import LossFn, build_loss, build_optimizer, build_scheduler
+from qste.quant import QuantReLU, calibrate_alphas, quantizers
+from qste.runfiles import RunFiles, save_checkpoint, write_json
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise QsteError(f"device={name}: CUDA is not available on this machine; use device=auto or device=cpu")
+    return torch.device(name)
+
+
+def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Train one run as configured, writing its files into ``run_dir``; return the summary."""
+    console = console or Console()
+    started = time.perf_counter()
+    files = RunFiles(run_dir)
+    if files.metrics.exists():
+        raise QsteError(f"{run_dir} already holds a run (metrics.jsonl); choose another hydra.run.dir")
+    device = resolve_device(cfg.device)
+
+    # Data on the run's device, model initialised from the seed.
+    data = load_dataset(cfg.dataset).to(device)
+    torch.manual_seed(cfg.seed)
+    fixed_alpha = None if cfg.alpha == "calibrate" else float(cfg.alpha)
+    model = build_model(
+        cfg.model, data.in_features, data.n_classes, lambda: QuantReLU(cfg.bits, cfg.ste.name, fixed_alpha)
+    ).to(device)
+    batch_size = cfg.batch_size or len(data.train_y)  # null: full batch
+    calibrate_alphas(model, data.train_x[:batch_size], cfg.calibration_percentile)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(cfg.optimizer, trainable)
+    scheduler = build_scheduler(cfg.optimizer, optimizer, cfg.epochs)
+    loss_fn = build_loss(cfg.loss.name, data.n_classes)
+    shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    step, best, last_checkpoint = 0, None, time.perf_counter()
+    with training_progress(console, cfg.epochs) as progress:
+        task = progress.add_task("train", total=cfg.epochs, metrics="")
+        for epoch in range(1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            model.train()
+            grad_norm_sum = torch.zeros((), device=device)
+            batches = torch.randperm(len(data.train_y), generator=shuffle, device=device).split(batch_size)
+            for idx in batches:
+                loss = loss_fn(model(data.train_x[idx]), data.train_y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm_sum += torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])
+                optimizer.step()
+                step += 1
+            if scheduler is not None:
+                scheduler.step()
+            grad_norm = grad_norm_sum.item() / len(batches)  # the epoch's one host-device sync
+            seconds = time.perf_counter() - epoch_start
+
+            train_loss, train_acc = evaluate(model, data.train_x, data.train_y, loss_fn, cfg.eval_batch_size)
+            test_loss, test_acc = evaluate(model, data.test_x, data.test_y, loss_fn, cfg.eval_batch_size)
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": lr,
+                "alpha": alphas(model),
+                "grad_norm": grad_norm,
+                "seconds": seconds,
+                "samples_per_s": len(data.train_y) / seconds,
+            }
+            files.append_metrics(record)
+            if best is None or test_acc > best["metrics"]["test_acc"]:
+                best = {"metrics": record, "model": clone_state(model), "saved": False}
+
+            if epoch == cfg.epochs or time.perf_counter() - last_checkpoint >= cfg.checkpoint_every_s:
+                save_checkpoint(
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": None if scheduler is None else scheduler.state_dict(),
+                        "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+                        "metrics": record,
+                    },
+                    files.last,
+                )
+                if not best["saved"]:
+                    save_checkpoint({"epoch": best["metrics"]["epoch"], "model": best["model"], "metrics": best["metrics"]}, files.best)
+                    best["saved"] = True
+                last_checkpoint = time.perf_counter()
+            progress.update(
+                task,
+                advance=1,
+                metrics=f"loss {train_loss:.4g}  train {train_acc:.2%}  test {test_acc:.2%}",
+            )
+
+    summary = {
+        "status": "finished",
+        "final": record,
+        "best": best["metrics"],
+        "alpha": alphas(model),
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "versions": versions(),
+        "device": describe_device(device),
+        "wall_time_s": time.perf_counter() - started,
+        "run_dir": str(run_dir),
+    }
+    write_json(summary, files.summary)
+    console.print(summary_table(summary))
+    return summary
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy of the current model over the whole split."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        logits = model(xb)
+        loss_sum += loss_fn(logits, yb) * len(yb)
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item() / len(y), correct.item() / len(y)
+
+
+def alphas(model: nn.Module) -> list[float] | None:
+    """Resolution of each quantized activation in forward order; None for a float net."""
+    return [q.alpha for q in quantizers(model)] or None
+
+
+def clone_state(model: nn.Module) -> dict[str, Any]:
+    return {k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in model.state_dict().items()}
+
+
+def versions() -> dict[str, str]:
+    return {
+        "qste": qste.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "hydra": hydra.__version__,
+        "omegaconf": omegaconf.__version__,
+    }
+
+
+def describe_device(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(device)}
+    return {"type": "cpu", "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+def training_progress(console: Console, epochs: int) -> Progress:
+    return Progress(
+        TextColumn("[bold]epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    cfg = summary["config"]
+    title = f"qste · {cfg['model']['name']} · ste={cfg['ste']['name']} · bits={cfg['bits']} · seed={cfg['seed']}"
+    table = Table(title=title)
+    for column in ("", "epoch", "train loss", "train acc", "test loss", "test acc"):
+        table.add_column(column, justify="right")
+    for label in ("final", "best"):
+        m = summary[label]
+        table.add_row(
+            label,
+            str(m["epoch"]),
+            f"{m['train_loss']:.4g}",
+            f"{m['train_acc']:.2%}",
+            f"{m['test_loss']:.4g}",
+            f"{m['test_acc']:.2%}",
+        )
+    alpha = summary["alpha"]
+    table.caption = (
+        f"alpha {', '.join(f'{a:.4g}' for a in alpha) if alpha else '— (float ReLU)'} · "
+        f"{summary['wall_time_s']:.1f} s on {summary['device']['type']} · {summary['run_dir']}"
+    )
+    return table
