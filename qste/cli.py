@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from qste.config import ALLOWED, check_config, register_configs
 from qste.errors import QsteError
@@ -98,7 +98,7 @@ def compose_job(overrides: list[str]) -> DictConfig:
         cause = error.__cause__
         key = getattr(cause, "full_key", None)
         value = override_value(overrides, key)
-        if isinstance(cause, ConfigKeyError) and key:
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
             parent, _, _ = key.rpartition(".")
             raise QsteError(f"{key}: unknown key; allowed keys{' in ' + parent if parent else ''}: "
                             f"{', '.join(known_keys(overrides, parent))}") from None

@@ -1,7 +1,7 @@
 """Structured-config schemas (registered in Hydra's ConfigStore) and value checks.
 
 The dataclasses fix every key and its type, so Hydra rejects a wrong key or type while
-composing. ``RULES`` adds the value ranges a type cannot express; ``check_config``
+composing; the values live in the YAML files under conf/, one place only. ``RULES`` adds the value ranges a type cannot express; ``check_config``
 applies them to a composed config before any training starts.
 """
 
@@ -32,17 +32,17 @@ class Layout(Enum):
 @dataclass
 class GaussianClustersConfig:
     name: str = "gaussian_clusters"
-    layout: Layout = Layout.orthogonal
-    n_classes: int = 4
-    clusters_per_class: int = 2
-    dim: int = 16
-    subspace_dim: int = 2
-    radius: float = 1.0
-    std: float = 0.1
-    min_gap: float = 0.5
-    n_train: int = 1000
-    n_test: int = 1000
-    seed: int = "${seed}"  # type: ignore[assignment]  # data follow the run's seed unless set
+    layout: Layout = MISSING
+    n_classes: int = MISSING
+    clusters_per_class: int = MISSING
+    dim: int = MISSING
+    subspace_dim: int = MISSING
+    radius: float = MISSING
+    std: float = MISSING
+    min_gap: float = MISSING
+    n_train: int = MISSING
+    n_test: int = MISSING
+    seed: int = MISSING
 
 
 # --- model/ -----------------------------------------------------------------------
@@ -56,10 +56,10 @@ class OutputInit(Enum):
 @dataclass
 class TwoLayerConfig:
     name: str = "two_layer"
-    hidden: int = 64
-    bias: bool = True
-    output_init: OutputInit = OutputInit.random
-    freeze_output: bool = False
+    hidden: int = MISSING
+    bias: bool = MISSING
+    output_init: OutputInit = MISSING
+    freeze_output: bool = MISSING
 
 
 # --- ste/ -------------------------------------------------------------------------
@@ -82,25 +82,24 @@ class Schedule(Enum):
 @dataclass
 class OptimizerConfig:
     name: str = MISSING
-    lr: float = 0.1
-    weight_decay: float = 0.0
-    schedule: Schedule = Schedule.none
-    step_size: int = 30  # epochs between decays (schedule=step)
-    gamma: float = 0.1  # decay factor (schedule=step)
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    schedule: Schedule = MISSING
+    step_size: int = MISSING
+    gamma: float = MISSING
 
 
 @dataclass
 class SgdConfig(OptimizerConfig):
     name: str = "sgd"
-    momentum: float = 0.0
-    nesterov: bool = False
+    momentum: float = MISSING
+    nesterov: bool = MISSING
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     name: str = "adam"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = MISSING
 
 
 # --- top level --------------------------------------------------------------------
@@ -118,16 +117,18 @@ class Config:
     model: Any = MISSING
     ste: SteConfig = MISSING
     optimizer: Any = MISSING
-    bits: Optional[int] = 2
-    alpha: Any = "calibrate"  # a positive number, or "calibrate" from the first batch
-    calibration_percentile: float = 99.0
-    loss: Loss = Loss.cross_entropy
-    seed: int = 0
-    epochs: int = 100
-    batch_size: Optional[int] = 100  # null: full-batch (coarse) gradient descent
-    eval_batch_size: int = 4096
-    device: str = "auto"
-    checkpoint_every_s: float = 30.0  # also always written after the last epoch
+    bits: Optional[int] = MISSING
+    alpha: Any = MISSING  # a positive number or "calibrate": no Union type in OmegaConf 2.3
+    calibration_percentile: float = MISSING
+    loss: Loss = MISSING
+    seed: int = MISSING
+    epochs: int = MISSING
+    batch_size: Optional[int] = MISSING
+    eval_batch_size: int = MISSING
+    device: str = MISSING
+    checkpoint_every_s: float = MISSING
+
+
 
 
 def register_configs(cs: ConfigStore | None = None) -> None:

@@ -41,6 +41,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
     if files.metrics.exists():
         raise QsteError(f"{run_dir} already holds a run (metrics.jsonl); choose another hydra.run.dir")
     device = resolve_device(cfg.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     # Data on the run's device, model initialised from the seed.
     data = load_dataset(cfg.dataset).to(device)
