@@ -12,13 +12,12 @@ import omegaconf
 import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 from torch import Tensor, nn
 
 import qste
+from qste.data import load_dataset
+from qste.display import summary_table, training_progress
 from qste.errors import QsteError
-from qste.data import Splits, load_dataset
 from qste.models import build_model
 from qste.optim import LossFn, build_loss, build_optimizer, build_scheduler
 from qste.quant import QuantReLU, calibrate_alphas, quantizers
@@ -59,7 +58,9 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
     loss_fn = build_loss(cfg.loss.name, data.n_classes)
     shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
 
-    step, best, last_checkpoint = 0, None, time.perf_counter()
+    step, last_checkpoint = 0, time.perf_counter()
+    best: dict[str, Any] | None = None  # metrics of the epoch with the best test accuracy
+    best_model, best_written = None, 0
     with training_progress(console, cfg.epochs) as progress:
         task = progress.add_task("train", total=cfg.epochs, metrics="")
         for epoch in range(1, cfg.epochs + 1):
@@ -96,8 +97,8 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
                 "samples_per_s": len(data.train_y) / seconds,
             }
             files.append_metrics(record)
-            if best is None or test_acc > best["metrics"]["test_acc"]:
-                best = {"metrics": record, "model": clone_state(model), "saved": False}
+            if best is None or test_acc > best["test_acc"]:
+                best, best_model = record, clone_state(model)
 
             if epoch == cfg.epochs or time.perf_counter() - last_checkpoint >= cfg.checkpoint_every_s:
                 save_checkpoint(
@@ -112,9 +113,9 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
                     },
                     files.last,
                 )
-                if not best["saved"]:
-                    save_checkpoint({"epoch": best["metrics"]["epoch"], "model": best["model"], "metrics": best["metrics"]}, files.best)
-                    best["saved"] = True
+                if best_written != best["epoch"]:
+                    save_checkpoint({"epoch": best["epoch"], "model": best_model, "metrics": best}, files.best)
+                    best_written = best["epoch"]
                 last_checkpoint = time.perf_counter()
             progress.update(
                 task,
@@ -125,7 +126,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
     summary = {
         "status": "finished",
         "final": record,
-        "best": best["metrics"],
+        "best": best,
         "alpha": alphas(model),
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         "versions": versions(),
@@ -174,41 +175,3 @@ def describe_device(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         return {"type": "cuda", "name": torch.cuda.get_device_name(device)}
     return {"type": "cpu", "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
-
-
-def training_progress(console: Console, epochs: int) -> Progress:
-    return Progress(
-        TextColumn("[bold]epoch"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    )
-
-
-def summary_table(summary: dict[str, Any]) -> Table:
-    cfg = summary["config"]
-    title = f"qste · {cfg['model']['name']} · ste={cfg['ste']['name']} · bits={cfg['bits']} · seed={cfg['seed']}"
-    table = Table(title=title)
-    for column in ("", "epoch", "train loss", "train acc", "test loss", "test acc"):
-        table.add_column(column, justify="right")
-    for label in ("final", "best"):
-        m = summary[label]
-        table.add_row(
-            label,
-            str(m["epoch"]),
-            f"{m['train_loss']:.4g}",
-            f"{m['train_acc']:.2%}",
-            f"{m['test_loss']:.4g}",
-            f"{m['test_acc']:.2%}",
-        )
-    alpha = summary["alpha"]
-    table.caption = (
-        f"alpha {', '.join(f'{a:.4g}' for a in alpha) if alpha else '— (float ReLU)'} · "
-        f"{summary['wall_time_s']:.1f} s on {summary['device']['type']} · {summary['run_dir']}"
-    )
-    return table

@@ -18,7 +18,7 @@ def inputs(alpha: float, levels: int) -> torch.Tensor:
     return torch.cat([edges, q * 3 * torch.randn(4000)])
 
 
-@pytest.mark.parametrize("name", ["identity", "relu", "clipped_relu", "log_tailed_relu", "exact"])
+@pytest.mark.parametrize("name", STES.names())
 @pytest.mark.parametrize("bits", [1, 2, 4])
 def test_backward_matches_formula(name, bits):
     alpha, levels = 0.5, levels_for(bits)  # alpha = 1/2 makes q and the edges exact
