@@ -18,6 +18,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
@@ -25,6 +26,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 from qste.config import ALLOWED, check_config, register_configs
 from qste.errors import QsteError
 from qste.train import resolve_device, train
+from qste.vision import SPECS, locate
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 CONFIG_NAME = "config"
@@ -34,9 +36,19 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 def hydra_train(cfg: DictConfig) -> float:
-    """One Hydra job: check the composed config, train, return the final test accuracy."""
-    check_config(cfg)
-    summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    """One Hydra job: check the composed config, train, return the final test accuracy.
+
+    A QsteError ends a single run with its one-line message; in a sweep it fails this
+    job only, and Hydra reports it.
+    """
+    try:
+        check_config(cfg)
+        summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except QsteError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(f"qste train: error: {error}", file=sys.stderr)
+        sys.exit(2)
     return summary["final"]["test_acc"]
 
 
@@ -82,6 +94,8 @@ def check_jobs(overrides: list[str], multirun: bool) -> None:
             cfg = compose_job(job)
             check_config(cfg)
             resolve_device(cfg.device)
+            if cfg.dataset.name in SPECS:
+                locate(cfg.dataset.name, cfg.dataset.root, cfg.dataset.download)
 
 
 def compose_job(overrides: list[str]) -> DictConfig:

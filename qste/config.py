@@ -19,6 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from qste.errors import QsteError
 from qste.quant import MAX_BITS
 from qste.ste import STES
+from qste.vision import SPECS
 
 
 # --- dataset/ ---------------------------------------------------------------------
@@ -45,6 +46,16 @@ class GaussianClustersConfig:
     seed: int = MISSING
 
 
+@dataclass
+class TorchvisionDatasetConfig:
+    name: str = MISSING  # mnist | fashion_mnist | cifar10
+    root: str = MISSING
+    download: bool = MISSING
+    limit_train: Optional[int] = MISSING
+    limit_test: Optional[int] = MISSING
+    augment: bool = MISSING
+
+
 # --- model/ -----------------------------------------------------------------------
 
 
@@ -60,6 +71,19 @@ class TwoLayerConfig:
     bias: bool = MISSING
     output_init: OutputInit = MISSING
     freeze_output: bool = MISSING
+
+
+@dataclass
+class ConvNetConfig:
+    name: str = MISSING  # lenet5 | vgg11
+    bn_before_act: bool = MISSING
+    bn_affine: bool = MISSING
+
+
+@dataclass
+class ResNetConfig:
+    name: str = "resnet20"
+    bn_affine: bool = MISSING
 
 
 # --- ste/ -------------------------------------------------------------------------
@@ -127,6 +151,7 @@ class Config:
     eval_batch_size: int = MISSING
     device: str = MISSING
     checkpoint_every_s: float = MISSING
+    init_from: Optional[str] = MISSING
 
 
 
@@ -136,7 +161,10 @@ def register_configs(cs: ConfigStore | None = None) -> None:
     cs = cs or ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="dataset", name="gaussian_clusters_schema", node=GaussianClustersConfig)
+    cs.store(group="dataset", name="torchvision_schema", node=TorchvisionDatasetConfig)
     cs.store(group="model", name="two_layer_schema", node=TwoLayerConfig)
+    cs.store(group="model", name="conv_net_schema", node=ConvNetConfig)
+    cs.store(group="model", name="resnet_schema", node=ResNetConfig)
     cs.store(group="ste", name="ste_schema", node=SteConfig)
     cs.store(group="optimizer", name="sgd_schema", node=SgdConfig)
     cs.store(group="optimizer", name="adam_schema", node=AdamConfig)
@@ -195,6 +223,8 @@ RULES = [
     Rule("dataset.min_gap", _non_negative, "a number >= 0"),
     Rule("dataset.n_train", _positive_int, "an integer >= 1"),
     Rule("dataset.n_test", _positive_int, "an integer >= 1"),
+    Rule("dataset.limit_train", lambda v: v is None or _positive_int(v), "null (all) or an integer >= 1"),
+    Rule("dataset.limit_test", lambda v: v is None or _positive_int(v), "null (all) or an integer >= 1"),
     Rule("dataset.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
 ]
 
@@ -231,11 +261,18 @@ def _check_combinations(cfg: DictConfig) -> None:
                     f"dataset.dim={data.dim}: the orthogonal layout needs dim >= n_classes * subspace_dim "
                     f"= {data.n_classes * data.subspace_dim}"
                 )
-    if model.name == "two_layer" and model.output_init == OutputInit.blocks and model.hidden % data.n_classes:
+    n_classes = data.n_classes if "n_classes" in data else SPECS[data.name].n_classes
+    if model.name == "two_layer" and model.output_init == OutputInit.blocks and model.hidden % n_classes:
         raise QsteError(
-            f"model.hidden={model.hidden}: output_init=blocks needs a multiple of the number of classes "
-            f"({data.n_classes})"
+            f"model.hidden={model.hidden}: output_init=blocks needs a multiple of the number of classes ({n_classes})"
         )
+    datasets = IMAGE_MODEL_DATASETS.get(model.name)
+    if datasets and data.name not in datasets:
+        raise QsteError(f"model={model.name}: needs dataset={' or '.join(datasets)} (its input shape), not dataset={data.name}")
+
+
+# Conv nets are built for one input shape: 1x28x28 (LeNet-5) or 3x32x32 (VGG-11, ResNet-20).
+IMAGE_MODEL_DATASETS = {"lenet5": ("mnist", "fashion_mnist"), "vgg11": ("cifar10",), "resnet20": ("cifar10",)}
 
 
 def _has(cfg: DictConfig, key: str) -> bool:

@@ -7,11 +7,14 @@ device); the training loop batches them by slicing a random permutation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
+
+from qste.vision import SPECS, load_vision, random_crop_flip
 
 
 @dataclass
@@ -21,18 +24,24 @@ class Splits:
     test_x: Tensor
     test_y: Tensor
     n_classes: int
+    # Applied to each training batch on the device (e.g. random crop + flip), or None.
+    augment: Optional[Callable[[Tensor, torch.Generator], Tensor]] = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
 
     @property
     def in_features(self) -> int:
-        return math.prod(self.train_x.shape[1:])
+        return math.prod(self.input_shape)
 
     def to(self, device: torch.device) -> Splits:
-        return Splits(
-            self.train_x.to(device),
-            self.train_y.to(device),
-            self.test_x.to(device),
-            self.test_y.to(device),
-            self.n_classes,
+        return replace(
+            self,
+            train_x=self.train_x.to(device),
+            train_y=self.train_y.to(device),
+            test_x=self.test_x.to(device),
+            test_y=self.test_y.to(device),
         )
 
 
@@ -120,6 +129,8 @@ def gaussian_clusters(
     return Splits(train_x, train_y, test_x, test_y, n_classes)
 
 
+
+
 def load_dataset(cfg: DictConfig) -> Splits:
     """The dataset named by the ``dataset/`` config group, on the CPU."""
     if cfg.name == "gaussian_clusters":
@@ -135,5 +146,15 @@ def load_dataset(cfg: DictConfig) -> Splits:
             n_train=cfg.n_train,
             n_test=cfg.n_test,
             seed=cfg.seed,
+        )
+    if cfg.name in SPECS:
+        train_x, train_y, test_x, test_y = load_vision(cfg.name, cfg.root, cfg.download)
+        return Splits(
+            train_x[: cfg.limit_train],
+            train_y[: cfg.limit_train],
+            test_x[: cfg.limit_test],
+            test_y[: cfg.limit_test],
+            SPECS[cfg.name].n_classes,
+            augment=random_crop_flip if cfg.augment else None,
         )
     raise ValueError(f"unknown dataset {cfg.name!r}")

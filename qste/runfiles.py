@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, IO
 
 import torch
+from torch import nn
+
+from qste.errors import QsteError
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -63,3 +66,33 @@ class RunFiles:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+
+
+def load_initial_weights(model: nn.Module, source: Path) -> None:
+    """Load every parameter and buffer of ``model`` from a run directory or checkpoint file.
+
+    Strict: any missing, unexpected or differently shaped tensor is an error listing
+    them. Quantizer settings (extra state) are not taken: the run's own config rules.
+    """
+    path = source / "checkpoints" / "last.pt" if source.is_dir() else source
+    if not path.is_file():
+        raise QsteError(f"init_from={source}: no checkpoint there (expected a .pt file or a run directory with checkpoints/last.pt)")
+    try:
+        given = load_checkpoint(path)["model"]
+    except Exception as error:
+        raise QsteError(f"init_from={source}: cannot read {path} ({type(error).__name__}: {error})".splitlines()[0]) from None
+    weights = {k: v for k, v in given.items() if not k.endswith("_extra_state")}
+    own = {k: v for k, v in model.state_dict().items() if not k.endswith("_extra_state")}
+    missing, unexpected = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
+    mismatched = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(own.keys() & weights.keys())
+        if weights[k].shape != own[k].shape
+    ]
+    problems = [
+        f"{label}: {', '.join(keys[:6])}{' …' if len(keys) > 6 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+        if keys
+    ]
+    if problems:
+        raise QsteError(f"init_from={source}: weights do not match this model; " + "; ".join(problems))
+    model.load_state_dict(weights, strict=False)

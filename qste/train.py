@@ -21,7 +21,7 @@ from qste.errors import QsteError
 from qste.models import build_model
 from qste.optim import LossFn, build_loss, build_optimizer, build_scheduler
 from qste.quant import QuantReLU, calibrate_alphas, quantizers
-from qste.runfiles import RunFiles, save_checkpoint, write_json
+from qste.runfiles import RunFiles, load_initial_weights, save_checkpoint, write_json
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,22 +33,35 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Train one run as configured, writing its files into ``run_dir``; return the summary."""
-    console = console or Console()
-    started = time.perf_counter()
+    """Train one run as configured, writing its files into ``run_dir``; return the summary.
+
+    A run stopped by a QsteError leaves summary.json with status "failed" and the message.
+    """
     files = RunFiles(run_dir)
-    if files.metrics.exists():
+    if files.metrics.exists() or files.summary.exists():
         raise QsteError(f"{run_dir} already holds a run (metrics.jsonl); choose another hydra.run.dir")
-    device = resolve_device(cfg.device)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return train_run(cfg, files, console or Console())
+    except QsteError as error:
+        write_json({"status": "failed", "error": str(error), "run_dir": str(run_dir)}, files.summary)
+        raise
+
+
+def train_run(cfg: DictConfig, files: RunFiles, console: Console) -> dict[str, Any]:
+    """The loop itself: data, model, optimizer, epochs, files."""
+    started = time.perf_counter()
+    device = resolve_device(cfg.device)
 
     # Data on the run's device, model initialised from the seed.
     data = load_dataset(cfg.dataset).to(device)
     torch.manual_seed(cfg.seed)
     fixed_alpha = None if cfg.alpha == "calibrate" else float(cfg.alpha)
     model = build_model(
-        cfg.model, data.in_features, data.n_classes, lambda: QuantReLU(cfg.bits, cfg.ste.name, fixed_alpha)
+        cfg.model, data.input_shape, data.n_classes, lambda: QuantReLU(cfg.bits, cfg.ste.name, fixed_alpha)
     ).to(device)
+    if cfg.init_from:
+        load_initial_weights(model, Path(cfg.init_from))
     batch_size = cfg.batch_size or len(data.train_y)  # null: full batch
     calibrate_alphas(model, data.train_x[:batch_size], cfg.calibration_percentile)
 
@@ -70,7 +83,8 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
             grad_norm_sum = torch.zeros((), device=device)
             batches = torch.randperm(len(data.train_y), generator=shuffle, device=device).split(batch_size)
             for idx in batches:
-                loss = loss_fn(model(data.train_x[idx]), data.train_y[idx])
+                x = data.train_x[idx] if data.augment is None else data.augment(data.train_x[idx], shuffle)
+                loss = loss_fn(model(x), data.train_y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm_sum += torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])
@@ -132,7 +146,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         "versions": versions(),
         "device": describe_device(device),
         "wall_time_s": time.perf_counter() - started,
-        "run_dir": str(run_dir),
+        "run_dir": str(files.dir),
     }
     write_json(summary, files.summary)
     console.print(summary_table(summary))
