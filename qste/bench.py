@@ -11,22 +11,35 @@ both alike, and reports the ratio of medians:
   784-width-10 with the quantized activation / the same step with the float ReLU.
 
 Other STEs' activation ratios are printed for information.
+
+With Fashion-MNIST present (Debian's ``dataset-fashion-mnist``, or ``--fashion-root``),
+it also times one training epoch of that two-layer net (width 1000, batch 100) on the
+60,000 images, and reports
+
+- epoch_vs_compute: an epoch of qste's training loop (data resident, permutation slicing)
+  / the same steps on batches sliced beforehand (compute alone);
+- epoch_vs_dataloader: the qste epoch / an epoch through torchvision's dataset with
+  ToTensor + Normalize and a torch DataLoader (batch 100, shuffled).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from rich.console import Console
 from rich.table import Table
 
+from qste.errors import QsteError
 from qste.models import TwoLayerNet
 from qste.quant import QuantReLU
 from qste.ste import STES
@@ -86,10 +99,77 @@ def step_ratio(batch: int, width: int, repeats: int) -> tuple[float, float]:
     return t_quant, t_quant / t_float
 
 
+FASHION_ROOT = "/usr/share/datasets/fashion-mnist"
+EPOCH_WIDTH, EPOCH_BATCH = 1000, 100
+
+
+def epoch_ratios(root: str) -> dict[str, float]:
+    """Seconds of one Fashion-MNIST epoch three ways, and the two ratios."""
+    from hydra import compose, initialize_config_dir
+
+    from qste.cli import CONF_DIR
+    from qste.optim import build_optimizer
+    from qste.train import train
+    from qste.vision import SPECS, locate
+
+    overrides = [
+        "dataset=fashion_mnist", f"dataset.root={root}", "dataset.download=false", "device=cpu",
+        f"model.hidden={EPOCH_WIDTH}", f"batch_size={EPOCH_BATCH}", f"bits={BITS}", f"ste={STE}", "epochs=3",
+    ]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    with tempfile.TemporaryDirectory() as run_dir:
+        summary = train(cfg, Path(run_dir), Console(quiet=True))
+        seconds = [json.loads(line)["seconds"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    qste_epoch = min(seconds[1:])  # warm epochs, evaluation excluded
+    alpha = summary["alpha"][0]
+
+    torch.manual_seed(0)
+    net = TwoLayerNet(IN_FEATURES, N_CLASSES, QuantReLU(BITS, STE, alpha=alpha), hidden=EPOCH_WIDTH)
+    opt = build_optimizer(cfg.optimizer, net.parameters())  # the qste run's optimizer
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    torchvision_root, _ = locate("fashion_mnist", root, download=False)
+    spec = SPECS["fashion_mnist"]
+    transform = torchvision.transforms.Compose(
+        [torchvision.transforms.ToTensor(), torchvision.transforms.Normalize(spec.mean, spec.std)]
+    )
+    dataset = spec.cls(str(torchvision_root), train=True, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=EPOCH_BATCH, shuffle=True)
+    start = time.perf_counter()
+    batches = []
+    for x, y in loader:
+        step(x, y)
+        batches.append((x, y))
+    dataloader_epoch = time.perf_counter() - start
+
+    compute_epochs = []
+    for _ in range(2):
+        start = time.perf_counter()
+        for x, y in batches:  # the same steps on tensors sliced beforehand
+            step(x, y)
+        compute_epochs.append(time.perf_counter() - start)
+    compute_epoch = min(compute_epochs)
+    return {
+        "qste_epoch_s": qste_epoch,
+        "compute_epoch_s": compute_epoch,
+        "dataloader_epoch_s": dataloader_epoch,
+        "epoch_vs_compute": qste_epoch / compute_epoch,
+        "epoch_vs_dataloader": qste_epoch / dataloader_epoch,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m qste.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run, noisier figures)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench.json"))
+    parser.add_argument("--fashion-root", default=os.environ.get("QSTE_FASHION_MNIST", FASHION_ROOT),
+                        help="Fashion-MNIST folder for the epoch benchmark (skipped when absent)")
     args = parser.parse_args(argv)
     console = Console()
     torch.manual_seed(0)
@@ -134,6 +214,22 @@ def main(argv: list[str] | None = None) -> dict:
     for ste in STES.names():
         by_ste.add_row(ste, *(f"{r['activation_vs_relu_by_ste'][ste]:.2f}" for r in results["sizes"].values()))
     console.print(table, by_ste)
+
+    try:
+        with console.status("benchmarking one Fashion-MNIST epoch three ways ..."):
+            results["epoch"] = epoch_ratios(args.fashion_root)
+    except QsteError as error:
+        console.print(f"[yellow]epoch benchmark skipped[/]: {error}")
+    else:
+        e = results["epoch"]
+        epoch_table = Table(title=f"one Fashion-MNIST epoch, two-layer 784-{EPOCH_WIDTH}-10, batch {EPOCH_BATCH}")
+        for column in ("qste loop s", "compute alone s", "DataLoader s", "qste ÷ compute", "qste ÷ DataLoader"):
+            epoch_table.add_column(column, justify="right")
+        epoch_table.add_row(
+            f"{e['qste_epoch_s']:.2f}", f"{e['compute_epoch_s']:.2f}", f"{e['dataloader_epoch_s']:.2f}",
+            f"{e['epoch_vs_compute']:.3f}", f"{e['epoch_vs_dataloader']:.3f}",
+        )  # fmt: skip
+        console.print(epoch_table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"wrote {args.out}")

@@ -80,19 +80,18 @@ def train_run(cfg: DictConfig, files: RunFiles, console: Console) -> dict[str, A
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             model.train()
-            grad_norm_sum = torch.zeros((), device=device)
             batches = torch.randperm(len(data.train_y), generator=shuffle, device=device).split(batch_size)
             for idx in batches:
                 x = data.train_x[idx] if data.augment is None else data.augment(data.train_x[idx], shuffle)
                 loss = loss_fn(model(x), data.train_y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm_sum += torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None])
                 optimizer.step()
                 step += 1
             if scheduler is not None:
                 scheduler.step()
-            grad_norm = grad_norm_sum.item() / len(batches)  # the epoch's one host-device sync
+            # Norm of the last step's coarse gradient: one pass over the gradients per epoch, not per step.
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None]).item()
             seconds = time.perf_counter() - epoch_start
 
             train_loss, train_acc = evaluate(model, data.train_x, data.train_y, loss_fn, cfg.eval_batch_size)

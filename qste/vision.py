@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import Tensor
 
 from qste.errors import QsteError
@@ -32,7 +31,7 @@ from qste.errors import QsteError
 class VisionSpec:
     """What qste needs to know about one torchvision dataset class."""
 
-    cls: type
+    class_name: str  # in torchvision.datasets; imported only when data are loaded (torchvision imports slowly)
     mean: tuple[float, ...]
     std: tuple[float, ...]
     files: tuple[str, ...]  # the files the class reads, relative to its folder
@@ -41,15 +40,21 @@ class VisionSpec:
 
     @property
     def idx(self) -> bool:
-        return self.cls in (torchvision.datasets.MNIST, torchvision.datasets.FashionMNIST)
+        return self.class_name in ("MNIST", "FashionMNIST")
+
+    @property
+    def cls(self) -> type:
+        import torchvision
+
+        return getattr(torchvision.datasets, self.class_name)
 
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SPECS = {
-    "mnist": VisionSpec(torchvision.datasets.MNIST, (0.1307,), (0.3081,), _IDX_FILES, "MNIST/raw"),
-    "fashion_mnist": VisionSpec(torchvision.datasets.FashionMNIST, (0.2860,), (0.3530,), _IDX_FILES, "FashionMNIST/raw"),
+    "mnist": VisionSpec("MNIST", (0.1307,), (0.3081,), _IDX_FILES, "MNIST/raw"),
+    "fashion_mnist": VisionSpec("FashionMNIST", (0.2860,), (0.3530,), _IDX_FILES, "FashionMNIST/raw"),
     "cifar10": VisionSpec(
-        torchvision.datasets.CIFAR10,
+        "CIFAR10",
         (0.4914, 0.4822, 0.4465),
         (0.2470, 0.2435, 0.2616),
         tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
@@ -85,7 +90,7 @@ def load_vision(name: str, root: str, download: bool) -> tuple[Tensor, Tensor, T
     return splits[0], splits[1], splits[2], splits[3]
 
 
-def _to_tensors(ds: torchvision.datasets.VisionDataset, spec: VisionSpec) -> tuple[Tensor, Tensor]:
+def _to_tensors(ds: torch.utils.data.Dataset, spec: VisionSpec) -> tuple[Tensor, Tensor]:
     data = torch.as_tensor(ds.data)
     images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # -> [N, C, H, W]
     labels = torch.as_tensor(ds.targets, dtype=torch.long)

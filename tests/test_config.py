@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from qste.cli import CONF_DIR
-from qste.config import check_config, register_configs
+from qste.config import IMAGE_MODEL_DATASETS, check_config, register_configs
 from qste.errors import QsteError
 
 register_configs()
@@ -31,7 +31,8 @@ def test_conf_ships_inside_the_package():
 
 @pytest.mark.parametrize("group,option", OPTIONS)
 def test_every_option_composes_and_checks(composer, group, option):
-    cfg = composer(f"{group}={option}")
+    image_data = IMAGE_MODEL_DATASETS.get(option) if group == "model" else None
+    cfg = composer(f"{group}={option}", *([f"dataset={image_data[0]}"] if image_data else []))
     check_config(cfg)
     assert cfg[group].name == option
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every value is set

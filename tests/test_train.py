@@ -67,7 +67,10 @@ def test_fixed_alpha_is_kept_and_float_run_has_none(tmp_path):
     assert train(config("bits=null", "epochs=1"), tmp_path / "float", QUIET)["alpha"] is None
 
 
-@pytest.mark.parametrize("overrides", [["optimizer=adam"], ["optimizer.schedule=cosine"], ["loss=mse"], ["loss=multi_margin"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [["optimizer=adam"], ["optimizer.schedule=step"], ["optimizer.schedule=none"], ["loss=mse", "optimizer.lr=0.0005"], ["loss=multi_margin"]],
+)
 def test_optimizers_schedules_and_losses_train(tmp_path, overrides):
     summary = train(config("epochs=5", *overrides), tmp_path, QUIET)
     first = metrics(tmp_path)[0]
