@@ -104,7 +104,7 @@ def compose_job(overrides: list[str]) -> DictConfig:
         return compose(CONFIG_NAME, overrides=overrides)
     except MissingConfigException as error:
         group, _, option = (error.missing_cfg_file or "").partition("/")
-        options = [o for o in error.options or [] if not o.endswith("_schema")]
+        options = list(error.options or [])
         if options:
             raise QsteError(f"{group}={option}: unknown option; allowed: {', '.join(options)}") from None
         raise QsteError(first_line(error)) from None

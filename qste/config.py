@@ -157,17 +157,19 @@ class Config:
 
 
 def register_configs(cs: ConfigStore | None = None) -> None:
-    """Put the schemas in Hydra's ConfigStore; YAML files name them in their defaults."""
+    """Put the schemas in Hydra's ConfigStore, under schema/<group>; each YAML file names
+    its schema in its defaults list (``- /schema/<group>@_here_: <name>``)."""
     cs = cs or ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="dataset", name="gaussian_clusters_schema", node=GaussianClustersConfig)
-    cs.store(group="dataset", name="torchvision_schema", node=TorchvisionDatasetConfig)
-    cs.store(group="model", name="two_layer_schema", node=TwoLayerConfig)
-    cs.store(group="model", name="conv_net_schema", node=ConvNetConfig)
-    cs.store(group="model", name="resnet_schema", node=ResNetConfig)
-    cs.store(group="ste", name="ste_schema", node=SteConfig)
-    cs.store(group="optimizer", name="sgd_schema", node=SgdConfig)
-    cs.store(group="optimizer", name="adam_schema", node=AdamConfig)
+    schemas = {
+        "dataset": {"gaussian_clusters": GaussianClustersConfig, "torchvision": TorchvisionDatasetConfig},
+        "model": {"two_layer": TwoLayerConfig, "conv_net": ConvNetConfig, "resnet": ResNetConfig},
+        "ste": {"ste": SteConfig},
+        "optimizer": {"sgd": SgdConfig, "adam": AdamConfig},
+    }
+    for group, nodes in schemas.items():
+        for name, node in nodes.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
 
 
 # --- value checks -----------------------------------------------------------------

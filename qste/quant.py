@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from qste.ste import STES, SteBackward
 
-MAX_BITS = 16  # L = 65535 levels: every level k*alpha stays an exact float32 integer multiple
+MAX_BITS = 16  # L = 65535: the level index ceil(x/alpha) <= L is still exact in float32
 
 
 def levels_for(bits: int) -> int:
@@ -116,12 +116,18 @@ def calibrate_alphas(model: nn.Module, x: Tensor, percentile: float) -> None:
     """Calibrate every uncalibrated quantizer from one forward pass of batch ``x``.
 
     Quantizers are calibrated in forward order, so each sees the already-quantized
-    output of the layers before it.
+    output of the layers before it. The pass leaves no other trace: buffers such as
+    batch-norm running statistics are restored afterwards.
     """
     pending = [q for q in quantizers(model) if q.alpha is None]
+    if not pending:
+        return
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     hooks = [q.register_forward_pre_hook(lambda q, args: q.calibrate(args[0], percentile)) for q in pending]
     try:
         model(x)
     finally:
         for hook in hooks:
             hook.remove()
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])

@@ -95,3 +95,10 @@ def test_alpha_travels_in_state_dict():
     fresh = QuantReLU(bits=4, ste="relu")
     fresh.load_state_dict(act.state_dict())
     assert fresh.alpha == 0.123
+
+
+def test_calibration_leaves_batch_norm_statistics_untouched():
+    net = torch.nn.Sequential(torch.nn.BatchNorm1d(4), QuantReLU(bits=2, ste="relu"))
+    calibrate_alphas(net, 3 + torch.randn(64, 4), percentile=99)
+    assert net[1].alpha is not None
+    assert torch.equal(net[0].running_mean, torch.zeros(4)) and net[0].num_batches_tracked == 0
