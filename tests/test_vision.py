@@ -194,3 +194,16 @@ def test_init_from_loads_weights_strictly(tmp_path):
         load_initial_weights(quant_net, tmp_path / "other.pt")
     with pytest.raises(QsteError, match="no checkpoint"):
         load_initial_weights(quant_net, tmp_path / "nothing")
+
+
+def test_quantized_run_starts_from_a_float_run(tmp_path, mnist_root):
+    """[Y19]'s protocol end to end: float LeNet-5, then 2-bit from its weights."""
+    root, _ = mnist_root
+    common = ["dataset=mnist", f"dataset.root={root}", "model=lenet5", "batch_size=16"]
+    train(config(*common, "bits=null", "epochs=2"), tmp_path / "float", QUIET)
+    start = train(config(*common, "bits=2", "epochs=1", "optimizer.lr=1e-9", f"init_from={tmp_path / 'float'}"), tmp_path / "q", QUIET)
+    float_weights = torch.load(tmp_path / "float" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    quant_weights = torch.load(tmp_path / "q" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    # with a vanishing learning rate the quantized run still holds the float run's weights
+    torch.testing.assert_close(quant_weights["features.0.weight"], float_weights["features.0.weight"])
+    assert start["status"] == "finished" and len(start["alpha"]) == 4
