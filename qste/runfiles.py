@@ -65,7 +65,28 @@ class RunFiles:
             f.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+        """The complete records; a torn last line (a crash mid-write) is skipped."""
+        if not self.metrics.exists():
+            return []
+        records = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def keep_metrics(self, up_to_epoch: int) -> list[dict[str, Any]]:
+        """Drop the records after ``up_to_epoch`` (to be redone on resume); return the rest."""
+        kept = [r for r in self.read_metrics() if r["epoch"] <= up_to_epoch]
+        write_atomically(self.metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+        return kept
+
+    def read_summary(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.summary.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
 
 
 def load_initial_weights(model: nn.Module, source: Path) -> None:

@@ -21,7 +21,7 @@ from qste.errors import QsteError
 from qste.models import build_model
 from qste.optim import LossFn, build_loss, build_optimizer, build_scheduler
 from qste.quant import QuantReLU, calibrate_alphas, quantizers
-from qste.runfiles import RunFiles, load_initial_weights, save_checkpoint, write_json
+from qste.runfiles import RunFiles, load_checkpoint, load_initial_weights, save_checkpoint, write_json
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,32 +35,45 @@ def resolve_device(name: str) -> torch.device:
 def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Train one run as configured, writing its files into ``run_dir``; return the summary.
 
-    A run stopped by a QsteError leaves summary.json with status "failed" and the message.
+    Re-running into the same directory resumes: a finished run is skipped, an unfinished
+    one continues from checkpoints/last.pt (bitwise the same as uninterrupted on CPU). A
+    run stopped by a QsteError leaves summary.json with status "failed" and the message.
     """
+    console = console or Console()
     files = RunFiles(run_dir)
-    if files.metrics.exists() or files.summary.exists():
-        raise QsteError(f"{run_dir} already holds a run (metrics.jsonl); choose another hydra.run.dir")
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    previous = files.read_summary()
+    if previous and previous.get("status") == "finished":
+        if previous["config"] != config:
+            raise QsteError(f"{run_dir} holds a finished run of another config; choose another hydra.run.dir")
+        console.print(f"{run_dir}: finished already, skipped")
+        return previous
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return train_run(cfg, files, console or Console())
+        return train_run(cfg, config, files, console)
     except QsteError as error:
         write_json({"status": "failed", "error": str(error), "run_dir": str(run_dir)}, files.summary)
         raise
 
 
-def train_run(cfg: DictConfig, files: RunFiles, console: Console) -> dict[str, Any]:
+def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console: Console) -> dict[str, Any]:
     """The loop itself: data, model, optimizer, epochs, files."""
     started = time.perf_counter()
     device = resolve_device(cfg.device)
+    resume = load_checkpoint(files.last) if files.last.exists() else None
+    if resume is not None and resume["config"] != config:
+        raise QsteError(f"{files.dir} holds an unfinished run of another config; choose another hydra.run.dir")
 
-    # Data on the run's device, model initialised from the seed.
+    # Data on the run's device, model initialised from the seed (or the checkpoint).
     data = load_dataset(cfg.dataset).to(device)
     torch.manual_seed(cfg.seed)
     fixed_alpha = None if cfg.alpha == "calibrate" else float(cfg.alpha)
     model = build_model(
         cfg.model, data.input_shape, data.n_classes, lambda: QuantReLU(cfg.bits, cfg.ste.name, fixed_alpha)
     ).to(device)
-    if cfg.init_from:
+    if resume is not None:
+        model.load_state_dict(resume["model"])  # alpha included: calibration below is a no-op
+    elif cfg.init_from:
         load_initial_weights(model, Path(cfg.init_from))
     batch_size = cfg.batch_size or len(data.train_y)  # null: full batch
     calibrate_alphas(model, data.train_x[:batch_size], cfg.calibration_percentile)
@@ -71,12 +84,23 @@ def train_run(cfg: DictConfig, files: RunFiles, console: Console) -> dict[str, A
     loss_fn = build_loss(cfg.loss.name, data.n_classes)
     shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
 
-    step, last_checkpoint = 0, time.perf_counter()
-    best: dict[str, Any] | None = None  # metrics of the epoch with the best test accuracy
-    best_model, best_written = None, 0
+    done, step, elapsed = 0, 0, 0.0
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resume["scheduler"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        shuffle.set_state(resume["rng"]["shuffle"].to(shuffle.get_state().device))
+        done, step, elapsed = resume["epoch"], resume["step"], resume["elapsed_s"]
+    history = files.keep_metrics(up_to_epoch=done)  # epochs after the checkpoint are redone
+    best = max(history, key=lambda r: r["test_acc"], default=None)  # first epoch of the best test accuracy
+    best_model = load_checkpoint(files.best)["model"] if best is not None else None
+    best_written = best["epoch"] if best is not None else 0
+    last_checkpoint = time.perf_counter()
+
     with training_progress(console, cfg.epochs) as progress:
-        task = progress.add_task("train", total=cfg.epochs, metrics="")
-        for epoch in range(1, cfg.epochs + 1):
+        task = progress.add_task("train", total=cfg.epochs, completed=done, metrics="")
+        for epoch in range(done + 1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             model.train()
@@ -110,10 +134,14 @@ def train_run(cfg: DictConfig, files: RunFiles, console: Console) -> dict[str, A
                 "samples_per_s": len(data.train_y) / seconds,
             }
             files.append_metrics(record)
+            history.append(record)
             if best is None or test_acc > best["test_acc"]:
                 best, best_model = record, clone_state(model)
 
             if epoch == cfg.epochs or time.perf_counter() - last_checkpoint >= cfg.checkpoint_every_s:
+                if best_written != best["epoch"]:  # best.pt first: a resume reads it for epochs <= last.pt's
+                    save_checkpoint({"epoch": best["epoch"], "model": best_model, "metrics": best}, files.best)
+                    best_written = best["epoch"]
                 save_checkpoint(
                     {
                         "epoch": epoch,
@@ -123,28 +151,24 @@ def train_run(cfg: DictConfig, files: RunFiles, console: Console) -> dict[str, A
                         "scheduler": None if scheduler is None else scheduler.state_dict(),
                         "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
                         "metrics": record,
+                        "config": config,
+                        "elapsed_s": elapsed + time.perf_counter() - started,
                     },
                     files.last,
                 )
-                if best_written != best["epoch"]:
-                    save_checkpoint({"epoch": best["epoch"], "model": best_model, "metrics": best}, files.best)
-                    best_written = best["epoch"]
                 last_checkpoint = time.perf_counter()
-            progress.update(
-                task,
-                advance=1,
-                metrics=f"loss {train_loss:.4g}  train {train_acc:.2%}  test {test_acc:.2%}",
-            )
+            progress.update(task, advance=1, metrics=f"loss {train_loss:.4g}  train {train_acc:.2%}  test {test_acc:.2%}")
 
     summary = {
         "status": "finished",
-        "final": record,
+        "final": history[-1],
         "best": best,
         "alpha": alphas(model),
-        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "config": config,
         "versions": versions(),
         "device": describe_device(device),
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": elapsed + time.perf_counter() - started,
+        "resumed_from_epoch": done or None,
         "run_dir": str(files.dir),
     }
     write_json(summary, files.summary)

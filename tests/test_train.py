@@ -93,12 +93,43 @@ def test_checkpoints_hold_what_resuming_needs(tmp_path):
     assert best["epoch"] == summary["best"]["epoch"]
 
 
-def test_existing_run_is_never_overwritten(tmp_path):
-    train(config("epochs=1"), tmp_path, QUIET)
-    before = (tmp_path / "metrics.jsonl").read_bytes()
-    with pytest.raises(QsteError, match="already holds a run"):
-        train(config("epochs=1"), tmp_path, QUIET)
-    assert (tmp_path / "metrics.jsonl").read_bytes() == before
+def test_finished_run_is_skipped_and_kept(tmp_path):
+    train(config("epochs=2"), tmp_path, QUIET)
+    before = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert train(config("epochs=2"), tmp_path, QUIET)["status"] == "finished"
+    with pytest.raises(QsteError, match="another config"):
+        train(config("epochs=3"), tmp_path, QUIET)
+    assert {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    cfg = config("epochs=6", "checkpoint_every_s=0", "dataset.layout=random", "model.hidden=64")
+    train(cfg, tmp_path / "whole", QUIET)
+
+    import qste.train as loop
+
+    evaluations = {"n": 0}
+    real_evaluate = loop.evaluate
+
+    def crash_in_epoch_4(*args):
+        evaluations["n"] += 1
+        if evaluations["n"] == 7:  # two evaluations per epoch: epoch 4's first
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(loop, "evaluate", crash_in_epoch_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", QUIET)
+    assert [r["epoch"] for r in metrics(tmp_path / "resumed")] == [1, 2, 3]
+    monkeypatch.setattr(loop, "evaluate", real_evaluate)
+    summary = train(cfg, tmp_path / "resumed", QUIET)
+    assert summary["resumed_from_epoch"] == 3
+    assert metrics(tmp_path / "resumed") == metrics(tmp_path / "whole")
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert {k: v for k, v in summary["final"].items() if k not in TIMING} == {
+        k: v for k, v in whole["final"].items() if k not in TIMING
+    }
+    assert summary["best"]["epoch"] == whole["best"]["epoch"]
 
 
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
