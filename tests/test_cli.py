@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,30 @@ def test_help_and_cfg_work(tmp_path):
     shown = qste("train", "--cfg", "job", "bits=4", cwd=tmp_path)
     assert shown.returncode == 0 and "bits: 4" in shown.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+def test_sigkill_then_rerun_gives_the_uninterrupted_result(tmp_path):
+    args = ["train", "epochs=20", "checkpoint_every_s=0", "dataset.n_train=2000", "dataset.n_test=200", "device=cpu"]
+    assert qste(*args, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path).returncode == 0
+
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "qste", *args, f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "summary.json").exists(), "killed too late: the run had finished"
+
+    assert qste(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    timing = {"seconds", "samples_per_s"}
+    assert resumed["resumed_from_epoch"] >= 4
+    assert {k: v for k, v in resumed["final"].items() if k not in timing} == {
+        k: v for k, v in whole["final"].items() if k not in timing
+    }
