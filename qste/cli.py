@@ -57,12 +57,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="qste",
         description="Train activation-quantized networks with the coarse gradient method (STEs).",
         epilog="Examples: qste train ste=clipped_relu bits=2 | qste train -m ste=relu,identity bits=1,2,4 "
-        "| qste train --help",
+        "| qste train --help | qste report outputs/multirun/<date>/<time>",
     )
-    parser.add_argument("command", choices=["train"], help="train: one run, or a sweep with -m (Hydra overrides)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="Hydra overrides and flags")
+    parser.add_argument(
+        "command",
+        choices=["train", "report"],
+        help="train: one run, or a sweep with -m (Hydra overrides); report DIR [DIR ...]: table and plots of the runs there",
+    )
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="Hydra overrides and flags, or report's folders")
     ns = parser.parse_args(argv)
+    if ns.command == "report":
+        return report_command(ns.args)
     return train_command(ns.args)
+
+
+def report_command(args: list[str]) -> int:
+    from qste.report import report  # matplotlib is imported only for reports
+
+    dirs = [Path(a) for a in args if not a.startswith("-")]
+    if not dirs or "-h" in args or "--help" in args:
+        print("usage: qste report DIR [DIR ...]  (writes report.md, results.csv and PNG plots into the first DIR)")
+        return 0 if dirs or "-h" in args or "--help" in args else 2
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        print(f"qste report: error: {missing[0]}: no such folder", file=sys.stderr)
+        return 2
+    report(dirs)
+    return 0
 
 
 def train_command(args: list[str]) -> int:
