@@ -100,29 +100,39 @@ def train_command(args: list[str]) -> int:
     return 0
 
 
-def check_jobs(overrides: list[str], multirun: bool) -> None:
-    """Compose and check the config of every job the command would launch."""
+def check_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """Compose and check the config of every job the command would launch.
+
+    A sweep's jobs come from the command line and, when an experiment config asks for
+    MULTIRUN, from its ``hydra.sweeper.params`` (the command line wins, as in Hydra).
+    """
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
     except HydraException as error:
         raise QsteError(f"cannot parse overrides: {first_line(error)}") from None
-    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
-    if sweeps and not multirun:
-        raise QsteError(f"{sweeps[0]}: a sweep over several values needs -m (multirun)")
-    jobs = BasicSweeper.split_arguments(parsed, None)[0] if multirun else [overrides]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
+        hydra_cfg = compose_job(fixed, return_hydra_config=True).hydra
+        multirun = multirun or hydra_cfg.mode == RunMode.MULTIRUN
+        params = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()] if multirun else []
+        parsed = parser.parse_overrides(params + overrides)
+        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        if sweeps and not multirun:
+            raise QsteError(f"{sweeps[0]}: a sweep over several values needs -m (multirun)")
+        jobs = BasicSweeper.split_arguments(parsed, None)[0] if multirun else [overrides]
         for job in jobs:
             cfg = compose_job(job)
             check_config(cfg)
             resolve_device(cfg.device)
             if cfg.dataset.name in SPECS:
                 locate(cfg.dataset.name, cfg.dataset.root, cfg.dataset.download)
+    return jobs
 
 
-def compose_job(overrides: list[str]) -> DictConfig:
+def compose_job(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """Compose one job's config, turning Hydra's multi-line errors into one line."""
     try:
-        return compose(CONFIG_NAME, overrides=overrides)
+        return compose(CONFIG_NAME, overrides=overrides, return_hydra_config=return_hydra_config)
     except MissingConfigException as error:
         group, _, option = (error.missing_cfg_file or "").partition("/")
         options = list(error.options or [])

@@ -68,10 +68,11 @@ class Run:
         """What the run measures, seeds aside: (dataset, model, ste, bits, other overrides)."""
         c = self.config
         other = tuple(o for o in self.overrides if o.split("=")[0].lstrip("+~") not in GROUP_KEYS)
-        return (c["dataset"]["name"], c["model"]["name"], c["ste"]["name"], c["bits"], other)
+        ste = c["ste"]["name"] if c["bits"] is not None else "float"  # the STE plays no part in a float run
+        return (c["dataset"]["name"], c["model"]["name"], ste, c["bits"], other)
 
 
-GROUP_KEYS = {"seed", "ste", "bits", "dataset", "model", "dataset.seed", "hydra.run.dir", "hydra.sweep.dir"}
+GROUP_KEYS = {"seed", "ste", "bits", "dataset", "model", "dataset.seed", "dataset.root", "init_from", "experiment"}
 
 
 def find_runs(dirs: list[Path]) -> list[Run]:
@@ -114,7 +115,7 @@ def group_rows(runs: list[Run]) -> list[dict[str, Any]]:
             {
                 "dataset": dataset,
                 "model": model,
-                "ste": ste if bits is not None else "— (float)",
+                "ste": ste,
                 "bits": "float" if bits is None else bits,
                 "other": " ".join(other),
                 "runs": len(members),
