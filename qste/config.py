@@ -126,6 +126,14 @@ class AdamConfig(OptimizerConfig):
     betas: tuple[float, float] = MISSING
 
 
+# --- logger/ --------------------------------------------------------------------
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING  # none | tensorboard
+
+
 # --- top level --------------------------------------------------------------------
 
 
@@ -141,6 +149,7 @@ class Config:
     model: Any = MISSING
     ste: SteConfig = MISSING
     optimizer: Any = MISSING
+    logger: LoggerConfig = MISSING
     bits: Optional[int] = MISSING
     alpha: Any = MISSING  # a positive number or "calibrate": no Union type in OmegaConf 2.3
     calibration_percentile: float = MISSING
@@ -166,6 +175,7 @@ def register_configs(cs: ConfigStore | None = None) -> None:
         "model": {"two_layer": TwoLayerConfig, "conv_net": ConvNetConfig, "resnet": ResNetConfig},
         "ste": {"ste": SteConfig},
         "optimizer": {"sgd": SgdConfig, "adam": AdamConfig},
+        "logger": {"logger": LoggerConfig},
     }
     for group, nodes in schemas.items():
         for name, node in nodes.items():

@@ -18,6 +18,7 @@ import qste
 from qste.data import load_dataset
 from qste.display import summary_table, training_progress
 from qste.errors import QsteError
+from qste.loggers import make_logger
 from qste.models import build_model
 from qste.optim import LossFn, build_loss, build_optimizer, build_scheduler
 from qste.quant import QuantReLU, calibrate_alphas, quantizers
@@ -97,6 +98,7 @@ def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console:
     best_model = load_checkpoint(files.best)["model"] if best is not None else None
     best_written = best["epoch"] if best is not None else 0
     last_checkpoint = time.perf_counter()
+    logger = make_logger(cfg.logger.name, files.dir)
 
     with training_progress(console, cfg.epochs) as progress:
         task = progress.add_task("train", total=cfg.epochs, completed=done, metrics="")
@@ -134,6 +136,8 @@ def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console:
                 "samples_per_s": len(data.train_y) / seconds,
             }
             files.append_metrics(record)
+            if logger is not None:
+                logger.log(record)
             history.append(record)
             if best is None or test_acc > best["test_acc"]:
                 best, best_model = record, clone_state(model)
@@ -159,6 +163,8 @@ def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console:
                 last_checkpoint = time.perf_counter()
             progress.update(task, advance=1, metrics=f"loss {train_loss:.4g}  train {train_acc:.2%}  test {test_acc:.2%}")
 
+    if logger is not None:
+        logger.close()
     summary = {
         "status": "finished",
         "final": history[-1],

@@ -143,3 +143,14 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
         write_json({"v": Unserialisable()}, target)
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary left behind
+
+
+def test_tensorboard_logger_writes_events_beside_metrics(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(config("logger=tensorboard", "epochs=3"), tmp_path, QUIET)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert {"train_loss", "test_acc", "alpha/0"} <= set(events.Tags()["scalars"])
+    logged = [e.value for e in events.Scalars("test_acc")]
+    assert logged == pytest.approx([r["test_acc"] for r in metrics(tmp_path)])
