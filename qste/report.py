@@ -72,7 +72,8 @@ class Run:
         return (c["dataset"]["name"], c["model"]["name"], ste, c["bits"], other)
 
 
-GROUP_KEYS = {"seed", "ste", "bits", "dataset", "model", "dataset.seed", "dataset.root", "init_from", "experiment"}
+# Overrides that are columns of their own, or that do not change what is measured.
+GROUP_KEYS = {"seed", "ste", "bits", "dataset", "model", "dataset.seed", "dataset.root", "dataset.download", "init_from"}
 
 
 def find_runs(dirs: list[Path]) -> list[Run]:
@@ -170,6 +171,25 @@ SUMMARY_HEADER = ["dataset", "model", "STE", "bits", "other overrides", "finishe
                   "train loss", "train acc %", "test acc %", "[Y19] paper loss / acc %"]  # fmt: skip
 
 
+def continuation_rows(runs: list[Run]) -> list[list[str]]:
+    """Each finished run with init_from beside the final metrics of the run it started from."""
+    rows = []
+    for run in runs:
+        source = run.config.get("init_from")
+        if run.status != "finished" or not source or not Path(source).is_dir():
+            continue
+        start = load_run(Path(source)).final
+        if not start:
+            continue
+        end = run.final
+        rose = end["train_loss"] > start["train_loss"] or end["test_acc"] < start["test_acc"]
+        rows.append([
+            str(run.path), source, f"{start['train_loss']:.3g} → {end['train_loss']:.3g}",
+            f"{100 * (1 - start['test_acc']):.2f} → {100 * (1 - end['test_acc']):.2f}", "yes" if rose else "no",
+        ])  # fmt: skip
+    return rows
+
+
 def plot(runs: list[Run], out: Path) -> list[Path]:
     import matplotlib
 
@@ -255,6 +275,11 @@ def report(dirs: list[Path], console: Console | None = None) -> Path:
         lines += ["## Runs not finished\n", markdown_table(
             ["run", "status", "overrides", "epochs done", "error"],
             [[str(r.path), r.status, " ".join(r.overrides), str(r.final.get("epoch", 0)), r.error] for r in problems],
+        ), ""]  # fmt: skip
+    continued = continuation_rows(runs)
+    if continued:
+        lines += ["## Runs started from another run (init_from): did loss or error rise?\n", markdown_table(
+            ["run", "started from", "train loss: start → end", "test error %: start → end", "rose"], continued
         ), ""]  # fmt: skip
     lines += ["## Plots\n"] + [f"![{p.stem}]({p.name})" for p in plots] + ["", "Per-run figures: `results.csv`."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
