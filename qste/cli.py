@@ -8,9 +8,10 @@ is allowed, and nothing is written.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -21,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from qste.config import ALLOWED, check_config, register_configs
 from qste.errors import QsteError
@@ -120,13 +121,37 @@ def check_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
         if sweeps and not multirun:
             raise QsteError(f"{sweeps[0]}: a sweep over several values needs -m (multirun)")
         jobs = BasicSweeper.split_arguments(parsed, None)[0] if multirun else [overrides]
-        for job in jobs:
-            cfg = compose_job(job)
+        for cfg in compose_jobs(jobs):
             check_config(cfg)
             resolve_device(cfg.device)
             if cfg.dataset.name in SPECS:
                 locate(cfg.dataset.name, cfg.dataset.root, cfg.dataset.download)
     return jobs
+
+
+def compose_jobs(jobs: list[list[str]]) -> Iterator[DictConfig]:
+    """Each job's config, fast enough for sweeps of hundreds of jobs.
+
+    Hydra composes once per distinct choice of config groups (and hydra/... settings);
+    plain ``key=value`` overrides are then applied to a copy, as Hydra itself applies
+    them after composing.
+    """
+    parser = OverridesParser.create()
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    for job in jobs:
+        parsed = parser.parse_overrides(job)
+        plain = [o for o in parsed if o.input_line[0] not in "+~" and "@" not in o.key_or_group
+                 and not o.key_or_group.startswith("hydra") and not (CONF_DIR / o.key_or_group).is_dir()]  # fmt: skip
+        structural = tuple(o.input_line for o in parsed if o not in plain)
+        if structural not in composed:
+            composed[structural] = compose_job(list(structural))
+        cfg = copy.deepcopy(composed[structural])
+        for override in plain:
+            try:
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+            except OmegaConfBaseException as error:
+                raise QsteError(describe_error(error, override.key_or_group, job)) from None
+        yield cfg
 
 
 def compose_job(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
@@ -140,17 +165,21 @@ def compose_job(overrides: list[str], return_hydra_config: bool = False) -> Dict
             raise QsteError(f"{group}={option}: unknown option; allowed: {', '.join(options)}") from None
         raise QsteError(first_line(error)) from None
     except ConfigCompositionException as error:
-        cause = error.__cause__
-        key = getattr(cause, "full_key", None)
-        value = override_value(overrides, key)
-        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
-            parent, _, _ = key.rpartition(".")
-            raise QsteError(f"{key}: unknown key; allowed keys{' in ' + parent if parent else ''}: "
-                            f"{', '.join(known_keys(overrides, parent))}") from None
-        if isinstance(cause, ValidationError) and key:
-            allowed = ALLOWED.get(key) or first_line(cause)
-            raise QsteError(f"{key}={value}: must be {allowed}") from None
+        if isinstance(error.__cause__, OmegaConfBaseException):
+            raise QsteError(describe_error(error.__cause__, None, overrides)) from None
         raise QsteError(first_line(error)) from None
+
+
+def describe_error(error: OmegaConfBaseException, key: str | None, overrides: list[str]) -> str:
+    """One line for an unknown key or a value of the wrong type."""
+    key = getattr(error, "full_key", None) or key
+    if isinstance(error, (ConfigKeyError, ConfigAttributeError)) and key:
+        parent, _, _ = key.rpartition(".")
+        where = f" in {parent}" if parent else ""
+        return f"{key}: unknown key; allowed keys{where}: {', '.join(known_keys(overrides, parent))}"
+    if isinstance(error, ValidationError) and key:
+        return f"{key}={override_value(overrides, key)}: must be {ALLOWED.get(key) or first_line(error)}"
+    return first_line(error)
 
 
 def known_keys(overrides: list[str], parent: str) -> list[str]:

@@ -240,7 +240,12 @@ RULES = [
     Rule("dataset.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
 ]
 
-ALLOWED = {rule.key: rule.allowed for rule in RULES}
+# What each key allows, for the one-line errors: the rules above, and the enum-typed keys
+# (whose type check happens while Hydra composes).
+ENUM_KEYS = {"loss": Loss, "dataset.layout": Layout, "model.output_init": OutputInit, "optimizer.schedule": Schedule}
+ALLOWED = {rule.key: rule.allowed for rule in RULES} | {
+    key: "one of " + ", ".join(member.name for member in enum) for key, enum in ENUM_KEYS.items()
+}
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -100,3 +100,15 @@ def test_group_rows_put_the_paper_figure_beside_ours():
     assert row["paper"] == "5.1e-3 / 99.24"
     assert row["runs"] == 2 and row["perfect_train"] == 1
     assert row["test_acc"][0] == pytest.approx(0.99)
+
+
+def test_fast_sweep_composition_equals_hydra_composition(data_root):
+    from omegaconf import OmegaConf
+
+    from qste.cli import compose_jobs
+
+    jobs = check_jobs(["experiment=lyx_synthetic", "seed=3", "bits=1,4"], multirun=False)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        fast = [OmegaConf.to_container(c, resolve=True) for c in compose_jobs(jobs)]
+        full = [OmegaConf.to_container(compose("config", overrides=job), resolve=True) for job in jobs]
+    assert len(fast) == 40 and fast == full
