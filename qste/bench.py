@@ -14,7 +14,7 @@ Other STEs' activation ratios are printed for information.
 
 With Fashion-MNIST present (Debian's ``dataset-fashion-mnist``, or ``--fashion-root``),
 it also times one training epoch of that two-layer net (width 1000, batch 100) on the
-60,000 images, and reports
+60,000 images (medians of three, the first two interleaved), and reports
 
 - epoch_vs_compute: an epoch of qste's training loop (data resident, permutation slicing)
   / the same steps on batches sliced beforehand (compute alone);
@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -104,63 +103,67 @@ EPOCH_WIDTH, EPOCH_BATCH = 1000, 100
 
 
 def epoch_ratios(root: str) -> dict[str, float]:
-    """Seconds of one Fashion-MNIST epoch three ways, and the two ratios."""
+    """Seconds of one Fashion-MNIST epoch three ways (best of a few, interleaved), and the ratios."""
     from hydra import compose, initialize_config_dir
 
     from qste.cli import CONF_DIR
-    from qste.optim import build_optimizer
-    from qste.train import train
+    from qste.data import load_dataset
+    from qste.optim import build_loss, build_optimizer
+    from qste.quant import calibrate_alphas
+    from qste.train import train_epoch
     from qste.vision import SPECS, locate
 
-    overrides = [
-        "dataset=fashion_mnist", f"dataset.root={root}", "dataset.download=false", "device=cpu",
-        f"model.hidden={EPOCH_WIDTH}", f"batch_size={EPOCH_BATCH}", f"bits={BITS}", f"ste={STE}", "epochs=3",
-    ]  # fmt: skip
+    overrides = ["dataset=fashion_mnist", f"dataset.root={root}", "dataset.download=false", "device=cpu"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    with tempfile.TemporaryDirectory() as run_dir:
-        summary = train(cfg, Path(run_dir), Console(quiet=True))
-        seconds = [json.loads(line)["seconds"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    qste_epoch = min(seconds[1:])  # warm epochs, evaluation excluded
-    alpha = summary["alpha"][0]
-
+    data = load_dataset(cfg.dataset)  # what `qste train dataset=fashion_mnist` trains on
     torch.manual_seed(0)
-    net = TwoLayerNet(IN_FEATURES, N_CLASSES, QuantReLU(BITS, STE, alpha=alpha), hidden=EPOCH_WIDTH)
-    opt = build_optimizer(cfg.optimizer, net.parameters())  # the qste run's optimizer
+    net = TwoLayerNet(IN_FEATURES, N_CLASSES, QuantReLU(BITS, STE), hidden=EPOCH_WIDTH)
+    calibrate_alphas(net, data.train_x[:EPOCH_BATCH], cfg.calibration_percentile)
+    opt = build_optimizer(cfg.optimizer, net.parameters())
+    loss_fn = build_loss("cross_entropy", N_CLASSES)
+    shuffle = torch.Generator().manual_seed(0)
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def qste_epoch() -> None:  # the training loop's own epoch: resident tensors, permutation slicing
+        train_epoch(net, opt, loss_fn, data, EPOCH_BATCH, shuffle)
+
+    sliced = list(zip(data.train_x.split(EPOCH_BATCH), data.train_y.split(EPOCH_BATCH)))
+
+    def compute_epoch() -> None:  # the same steps on batches sliced beforehand
+        net.train()
+        for x, y in sliced:
+            loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
     torchvision_root, _ = locate("fashion_mnist", root, download=False)
     spec = SPECS["fashion_mnist"]
     transform = torchvision.transforms.Compose(
         [torchvision.transforms.ToTensor(), torchvision.transforms.Normalize(spec.mean, spec.std)]
     )
-    dataset = spec.cls(str(torchvision_root), train=True, transform=transform)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=EPOCH_BATCH, shuffle=True)
-    start = time.perf_counter()
-    batches = []
-    for x, y in loader:
-        step(x, y)
-        batches.append((x, y))
-    dataloader_epoch = time.perf_counter() - start
+    loader = torch.utils.data.DataLoader(
+        spec.cls(str(torchvision_root), train=True, transform=transform), batch_size=EPOCH_BATCH, shuffle=True
+    )
 
-    compute_epochs = []
-    for _ in range(2):
-        start = time.perf_counter()
-        for x, y in batches:  # the same steps on tensors sliced beforehand
-            step(x, y)
-        compute_epochs.append(time.perf_counter() - start)
-    compute_epoch = min(compute_epochs)
+    def dataloader_epoch() -> None:
+        net.train()
+        for x, y in loader:
+            loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    qste_s, compute_s = paired_medians(qste_epoch, compute_epoch, repeats=3, warmup=1)
+    start = time.perf_counter()
+    dataloader_epoch()
+    dataloader_s = time.perf_counter() - start
     return {
-        "qste_epoch_s": qste_epoch,
-        "compute_epoch_s": compute_epoch,
-        "dataloader_epoch_s": dataloader_epoch,
-        "epoch_vs_compute": qste_epoch / compute_epoch,
-        "epoch_vs_dataloader": qste_epoch / dataloader_epoch,
+        "qste_epoch_s": qste_s,
+        "compute_epoch_s": compute_s,
+        "dataloader_epoch_s": dataloader_s,
+        "epoch_vs_compute": qste_s / compute_s,
+        "epoch_vs_dataloader": qste_s / dataloader_s,
     }
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 import qste
-from qste.data import load_dataset
+from qste.data import Splits, load_dataset
 from qste.display import summary_table, training_progress
 from qste.errors import QsteError
 from qste.loggers import make_logger
@@ -105,15 +105,7 @@ def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console:
         for epoch in range(done + 1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            batches = torch.randperm(len(data.train_y), generator=shuffle, device=device).split(batch_size)
-            for idx in batches:
-                x = data.train_x[idx] if data.augment is None else data.augment(data.train_x[idx], shuffle)
-                loss = loss_fn(model(x), data.train_y[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
+            step += train_epoch(model, optimizer, loss_fn, data, batch_size, shuffle)
             if scheduler is not None:
                 scheduler.step()
             # Norm of the last step's coarse gradient: one pass over the gradients per epoch, not per step.
@@ -180,6 +172,26 @@ def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console:
     write_json(summary, files.summary)
     console.print(summary_table(summary))
     return summary
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    data: Splits,
+    batch_size: int,
+    shuffle: torch.Generator,
+) -> int:
+    """One pass over the training split in random batches sliced from device tensors; returns the step count."""
+    model.train()
+    batches = torch.randperm(len(data.train_y), generator=shuffle, device=data.train_y.device).split(batch_size)
+    for idx in batches:
+        x = data.train_x[idx] if data.augment is None else data.augment(data.train_x[idx], shuffle)
+        loss = loss_fn(model(x), data.train_y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return len(batches)
 
 
 @torch.no_grad()
