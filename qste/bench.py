@@ -30,7 +30,7 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -127,16 +127,15 @@ def epoch_ratios(root: str) -> dict[str, float]:
     def qste_epoch() -> None:  # the training loop's own epoch: resident tensors, permutation slicing
         train_epoch(net, opt, loss_fn, data, EPOCH_BATCH, shuffle)
 
-    sliced = list(zip(data.train_x.split(EPOCH_BATCH), data.train_y.split(EPOCH_BATCH)))
-
-    def compute_epoch() -> None:  # the same steps on batches sliced beforehand
+    def steps(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         net.train()
-        for x, y in sliced:
+        for x, y in batches:
             loss = loss_fn(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
 
+    sliced = list(zip(data.train_x.split(EPOCH_BATCH), data.train_y.split(EPOCH_BATCH)))
     torchvision_root, _ = locate("fashion_mnist", root, download=False)
     spec = SPECS["fashion_mnist"]
     transform = torchvision.transforms.Compose(
@@ -146,13 +145,11 @@ def epoch_ratios(root: str) -> dict[str, float]:
         spec.cls(str(torchvision_root), train=True, transform=transform), batch_size=EPOCH_BATCH, shuffle=True
     )
 
-    def dataloader_epoch() -> None:
-        net.train()
-        for x, y in loader:
-            loss = loss_fn(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    def compute_epoch() -> None:  # the same steps on batches sliced beforehand
+        steps(sliced)
+
+    def dataloader_epoch() -> None:  # per-sample ToTensor + Normalize, collated by the DataLoader
+        steps(loader)
 
     qste_s, compute_s = paired_medians(qste_epoch, compute_epoch, repeats=3, warmup=1)
     start = time.perf_counter()
