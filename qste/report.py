@@ -268,7 +268,7 @@ def report(dirs: list[Path], console: Console | None = None) -> Path:
 
     write_csv(runs, out / "results.csv")
     plots = plot(runs, out)
-    lines = [f"# qste report\n", f"{len(runs)} runs under {', '.join(map(str, dirs))}; "
+    lines = ["# qste report\n", f"{len(runs)} runs under {', '.join(map(str, dirs))}; "
              f"{len(runs) - len(problems)} finished.\n", "## Results (final epoch; mean ± std over seeds)\n",
              markdown_table(SUMMARY_HEADER, [summary_cells(r) for r in rows]), ""]  # fmt: skip
     if problems:

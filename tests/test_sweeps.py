@@ -13,7 +13,6 @@ from rich.console import Console
 
 from qste.cli import CONF_DIR, check_jobs
 from qste.config import register_configs
-from qste.errors import QsteError
 from qste.report import Run, group_rows, report
 from qste.train import train
 from tests.fake_data import write_cifar10, write_mnist
