@@ -111,3 +111,12 @@ def test_fast_sweep_composition_equals_hydra_composition(data_root):
         fast = [OmegaConf.to_container(c, resolve=True) for c in compose_jobs(jobs)]
         full = [OmegaConf.to_container(compose("config", overrides=job), resolve=True) for job in jobs]
     assert len(fast) == 40 and fast == full
+
+
+def test_sweeps_use_qste_sweeper_which_skips_hydras_second_validation():
+    from hydra_plugins.qste_sweeper import CheckedSweeper
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.qste_sweeper.CheckedSweeper"
+    CheckedSweeper(max_batch_size=None).validate_batch_is_legal([["bits=0"]])  # qste checked jobs already
