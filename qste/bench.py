@@ -76,6 +76,16 @@ def activation_ratio(batch: int, width: int, ste: str, repeats: int) -> tuple[fl
     return t_quant, t_quant / t_relu
 
 
+def sgd_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Plain training steps (forward, cross-entropy, backward, update) over the given batches."""
+    net.train()
+    for x, y in batches:
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def step_ratio(batch: int, width: int, repeats: int) -> tuple[float, float]:
     """(seconds of one quantized SGD step, ratio to the float-ReLU step)."""
     x = torch.randn(batch, IN_FEATURES)
@@ -86,13 +96,7 @@ def step_ratio(batch: int, width: int, repeats: int) -> tuple[float, float]:
         net = TwoLayerNet(IN_FEATURES, N_CLASSES, QuantReLU(bits, STE, alpha=0.5), hidden=width)
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
-        def step() -> None:
-            loss = F.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return step
+        return lambda: sgd_steps(net, opt, [(x, y)])
 
     t_quant, t_float = paired_medians(make_step(BITS), make_step(None), repeats)
     return t_quant, t_quant / t_float
@@ -127,14 +131,6 @@ def epoch_ratios(root: str) -> dict[str, float]:
     def qste_epoch() -> None:  # the training loop's own epoch: resident tensors, permutation slicing
         train_epoch(net, opt, loss_fn, data, EPOCH_BATCH, shuffle)
 
-    def steps(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        net.train()
-        for x, y in batches:
-            loss = loss_fn(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
     sliced = list(zip(data.train_x.split(EPOCH_BATCH), data.train_y.split(EPOCH_BATCH)))
     torchvision_root, _ = locate("fashion_mnist", root, download=False)
     spec = SPECS["fashion_mnist"]
@@ -146,10 +142,10 @@ def epoch_ratios(root: str) -> dict[str, float]:
     )
 
     def compute_epoch() -> None:  # the same steps on batches sliced beforehand
-        steps(sliced)
+        sgd_steps(net, opt, sliced)
 
     def dataloader_epoch() -> None:  # per-sample ToTensor + Normalize, collated by the DataLoader
-        steps(loader)
+        sgd_steps(net, opt, loader)
 
     qste_s, compute_s = paired_medians(qste_epoch, compute_epoch, repeats=3, warmup=1)
     start = time.perf_counter()

@@ -78,8 +78,10 @@ class RunFiles:
 
     def keep_metrics(self, up_to_epoch: int) -> list[dict[str, Any]]:
         """Drop the records after ``up_to_epoch`` (to be redone on resume); return the rest."""
-        kept = [r for r in self.read_metrics() if r["epoch"] <= up_to_epoch]
-        write_atomically(self.metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+        records = self.read_metrics()
+        kept = [r for r in records if r["epoch"] <= up_to_epoch]
+        if self.metrics.exists():  # a fresh run has nothing to rewrite; a resumed one drops redone and torn lines
+            write_atomically(self.metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
         return kept
 
     def read_summary(self) -> dict[str, Any] | None:

@@ -91,7 +91,7 @@ def train_run(cfg: DictConfig, config: dict[str, Any], files: RunFiles, console:
         if scheduler is not None:
             scheduler.load_state_dict(resume["scheduler"])
         torch.set_rng_state(resume["rng"]["torch"])
-        shuffle.set_state(resume["rng"]["shuffle"].to(shuffle.get_state().device))
+        shuffle.set_state(resume["rng"]["shuffle"])  # a CPU byte tensor, whatever the device
         done, step, elapsed = resume["epoch"], resume["step"], resume["elapsed_s"]
     history = files.keep_metrics(up_to_epoch=done)  # epochs after the checkpoint are redone
     best = max(history, key=lambda r: r["test_acc"], default=None)  # first epoch of the best test accuracy
